@@ -1,0 +1,22 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
+
+from reports import api, views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("healthz", views.healthz, name="healthz"),
+    # Lightning posts to /api/metrics and follows no redirects: both spellings are served directly.
+    path("api/metrics", api.MetricsView.as_view(), name="metrics"),
+    path("api/metrics/", api.MetricsView.as_view(schema=None)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularRedocView.as_view(url_name="schema"), name="api-docs"),
+    # Anything else under /api/ is a JSON 404, never an HTML page.
+    re_path(r"^api/", views.not_found),
+    path(settings.ADMIN_PATH, admin.site.urls),
+]
+
+handler404 = "reports.views.not_found"
+handler500 = "reports.views.server_error"

@@ -1,0 +1,170 @@
+"""The ingestion endpoint (POST /api/metrics) and the API's error handling, kept thin.
+
+Lightning re-sends, every minute and forever, anything not answered 2xx; so what is well-formed JSON
+is always answered 2xx (created, duplicate, conflict, rejected) and kept, and every other answer is
+JSON with a status word and a message: never an HTML page, never a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db import DatabaseError
+from django.http import JsonResponse
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import exceptions, status
+from rest_framework.parsers import BaseParser
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.views import APIView
+
+from . import geo, ingest
+from .serializers import MetricsResponseSerializer, ProblemSerializer, ReportSerializer
+
+logger = logging.getLogger(__name__)
+
+RETRY_AFTER_UNAVAILABLE = 60
+
+
+class BodyTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "too_large"
+
+    def __init__(self):
+        super().__init__(f"the body is larger than the limit of {settings.REPORT_MAX_BYTES} bytes")
+
+
+class RawJSONParser(BaseParser):
+    """Hands the view the body's bytes, so that it is stored exactly as received."""
+
+    media_type = "application/json"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        limit = settings.REPORT_MAX_BYTES
+        request = parser_context["request"] if parser_context else None
+        try:
+            declared = int(request.META.get("CONTENT_LENGTH") or 0) if request else 0
+        except ValueError:
+            declared = 0
+        if declared > limit:
+            raise BodyTooLarge()
+        body = stream.read(limit + 1) if stream is not None else b""
+        if len(body) > limit:
+            raise BodyTooLarge()
+        return body
+
+
+class ClientThrottle(SimpleRateThrottle):
+    """Rate per client, keyed by an HMAC of the address: counters live in the shared cache."""
+
+    def get_rate(self):
+        # Read at request time (not import time) so that a settings change takes effect.
+        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": geo.client_token(request.META)}
+
+
+class ReportThrottle(ClientThrottle):
+    scope = "reports"
+
+
+_WORDS = {
+    400: "malformed",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "too_large",
+    415: "unsupported_media_type",
+    429: "throttled",
+    503: "unavailable",
+}
+
+
+def problem(status_code: int, message: str, **extra) -> dict:
+    return {"status": _WORDS.get(status_code, "error"), "message": message, **extra}
+
+
+def exception_handler(exc, context):
+    """Every error the API raises becomes JSON with a status word; the database going away is a 503."""
+    headers = {}
+    if isinstance(exc, exceptions.APIException):
+        code = exc.status_code
+        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+            headers["Retry-After"] = str(int(exc.wait) + 1)
+        if isinstance(exc, exceptions.MethodNotAllowed):
+            view = context.get("view")
+            if view is not None:
+                headers["Allow"] = ", ".join(view.allowed_methods)
+        return Response(problem(code, str(detail)), status=code, headers=headers)
+    if isinstance(exc, DatabaseError):
+        logger.warning("database unavailable: %s", type(exc).__name__)
+        message = "the database is unavailable; nothing was stored, please retry later"
+    else:
+        logger.exception("unexpected error in the API")
+        message = "a temporary problem stopped this request; nothing was stored, please retry later"
+    return Response(problem(503, message), status=503, headers={"Retry-After": str(RETRY_AFTER_UNAVAILABLE)})
+
+
+_MESSAGES = {
+    ingest.CREATED: "the report was stored",
+    ingest.DUPLICATE: "this report was already stored; nothing changed",
+    ingest.CONFLICT: "a different report for this instance and date is already stored; "
+    "this one was kept for review",
+    ingest.REJECTED: "the report is not valid; it was kept for review",
+}
+_CODES = {ingest.CREATED: 201, ingest.DUPLICATE: 200, ingest.CONFLICT: 200, ingest.REJECTED: 202}
+
+
+class MetricsView(APIView):
+    """Receive one usage report from a Lightning instance."""
+
+    authentication_classes = ()
+    permission_classes = ()
+    parser_classes = (RawJSONParser,)
+    throttle_classes = (ReportThrottle,)
+
+    @extend_schema(
+        operation_id="submit_report",
+        request=ReportSerializer,
+        responses={
+            201: OpenApiResponse(MetricsResponseSerializer, description="Stored."),
+            200: OpenApiResponse(
+                MetricsResponseSerializer, description="Duplicate, or conflict (kept for review)."
+            ),
+            202: OpenApiResponse(
+                MetricsResponseSerializer, description="Not a valid report; kept for review."
+            ),
+            400: OpenApiResponse(ProblemSerializer, description="Not a JSON object."),
+            413: OpenApiResponse(ProblemSerializer, description="Body over the size limit."),
+            415: OpenApiResponse(ProblemSerializer, description="Not application/json."),
+            429: OpenApiResponse(ProblemSerializer, description="Too many requests; see Retry-After."),
+            503: OpenApiResponse(ProblemSerializer, description="Temporarily unavailable; retry."),
+        },
+        auth=[],
+    )
+    def post(self, request):
+        body = request.data if isinstance(request.data, bytes) else b""
+        try:
+            outcome = ingest.receive(body=body, country=geo.country_of(request.META))
+        except ingest.MalformedBody as exc:
+            return Response(problem(400, str(exc)), status=400)
+        payload = {"status": outcome.status, "message": _MESSAGES[outcome.status]}
+        if outcome.submission is not None:
+            payload["report_date"] = outcome.submission.report_date.isoformat()
+        if outcome.errors:
+            payload["errors"] = outcome.errors
+        return Response(payload, status=_CODES[outcome.status])
+
+
+def json_not_found(request, exception=None):
+    return JsonResponse(problem(404, f"nothing at {request.path}"), status=404)
+
+
+def json_server_error(request):
+    return JsonResponse(
+        problem(503, "a temporary problem stopped this request; please retry later"), status=503
+    )

@@ -1,0 +1,326 @@
+"""Store one received report: created, duplicate, conflict or rejected, each in one transaction.
+
+Nothing received is dropped: an accepted report is stored once with its projects, workflows and
+aggregates; anything else well-formed goes to the review queue with its reasons. The number of
+queries does not depend on the size of the report.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from . import aggregates, cache
+from .formats import InvalidReport, Report, validate
+from .models import Instance, Project, ReviewItem, Submission, Workflow
+
+CREATED, DUPLICATE, CONFLICT, REJECTED = "created", "duplicate", "conflict", "rejected"
+
+
+class MalformedBody(ValueError):
+    """The body is not a JSON object: the client is told so and nothing is kept."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str
+    submission: Submission | None = None
+    review_item: ReviewItem | None = None
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_body(body: bytes) -> tuple[str, dict]:
+    """Decode a request body into its text (stored as received) and a JSON object."""
+    if not body:
+        raise MalformedBody("the body is empty: send the report as a JSON object")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedBody(f"the body is not UTF-8 text (byte {exc.start})") from None
+    try:
+        data = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise MalformedBody(
+            f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    except ValueError as exc:
+        raise MalformedBody(f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise MalformedBody("the body is not valid JSON: it is nested too deeply") from None
+    if not isinstance(data, dict):
+        raise MalformedBody("the body must be a JSON object")
+    if "\x00" in text:
+        # PostgreSQL text cannot hold NUL; JSON only allows it escaped, so this is never a real report.
+        raise MalformedBody("the body contains a NUL character")
+    return text, data
+
+
+def receive(*, body: bytes, country: str = "", now: dt.datetime | None = None) -> Outcome:
+    """Validate and store one request body. Raises MalformedBody for what is not a JSON object."""
+    text, data = parse_body(body)
+    now = now or timezone.now()
+    try:
+        report = validate(data, today=now.date())
+    except InvalidReport as exc:
+        item = keep_for_review(
+            raw_body=text,
+            data=data,
+            reason=ReviewItem.Reason.INVALID,
+            errors=exc.errors,
+            country=country,
+            now=now,
+        )
+        return Outcome(REJECTED, review_item=item, errors=exc.errors)
+    return store(report=report, raw_body=text, data=data, country=country, now=now)
+
+
+def store(*, report: Report, raw_body: str, data: dict, country: str, now: dt.datetime) -> Outcome:
+    """Store a valid report once; an existing report for that instance and day wins."""
+    try:
+        with transaction.atomic():
+            outcome = _store(report=report, raw_body=raw_body, country=country, now=now)
+    except IntegrityError:
+        # Only reachable if the row lock below was bypassed; the constraint still holds the line.
+        outcome = Outcome(CONFLICT)
+    if outcome.status == CONFLICT:
+        item = keep_for_review(
+            raw_body=raw_body,
+            data=data,
+            reason=ReviewItem.Reason.CONFLICT,
+            errors={"report_date": f"a different report for {report.report_date} is already stored"},
+            country=country,
+            now=now,
+            submission=outcome.submission,
+        )
+        return Outcome(CONFLICT, submission=outcome.submission, review_item=item)
+    if outcome.status == CREATED:
+        transaction.on_commit(cache.figures_changed)
+    return outcome
+
+
+def _locked_instance(report: Report) -> Instance:
+    """The report's instance, created if new, locked for the rest of the transaction.
+
+    The lock serialises reports of one instance, so that duplicates are seen and the aggregates
+    are computed from a stable set of neighbouring reports; other instances are not held up.
+    """
+    i = report.instance
+    Instance.objects.bulk_create([Instance(hashed_uuid=i.hashed_uuid)], ignore_conflicts=True)
+    return Instance.objects.select_for_update().get(hashed_uuid=i.hashed_uuid)
+
+
+def _store(*, report: Report, raw_body: str, country: str, now: dt.datetime) -> Outcome:
+    instance = _locked_instance(report)
+    existing = (
+        Submission.objects.filter(instance=instance, report_date=report.report_date)
+        .only("id", "content_hash", "instance_id", "report_date")
+        .first()
+    )
+    if existing is not None:
+        status = DUPLICATE if existing.content_hash == report.content_hash else CONFLICT
+        return Outcome(status, submission=existing)
+
+    projects = report.projects
+    workflows = list(report.workflows)
+    i = report.instance
+    submission = Submission.objects.create(
+        instance=instance,
+        report_date=report.report_date,
+        format=report.format,
+        generated_at=report.generated_at,
+        received_at=now,
+        version=i.version,
+        operating_system=i.operating_system,
+        country=country,
+        no_of_users=i.no_of_users,
+        no_of_active_users=i.no_of_active_users,
+        no_of_monthly_active_users=i.no_of_monthly_active_users,
+        no_of_projects=len(projects),
+        no_of_workflows=len(workflows),
+        no_of_jobs=sum(w.no_of_jobs for w in workflows),
+        no_of_active_jobs=sum(w.no_of_active_jobs or 0 for w in workflows),
+        no_of_runs=sum(w.no_of_runs for w in workflows),
+        no_of_steps=sum(w.no_of_steps for w in workflows),
+        content_hash=report.content_hash,
+        raw_body=raw_body,
+    )
+    _store_details(submission, projects)
+    previous_first = instance.first_report_date
+    _update_instance(instance, report, country)
+    aggregates.record_submission(
+        instance=instance,
+        facts=aggregates.Facts(**{name: getattr(submission, name) for name in aggregates.FACT_FIELDS}),
+        previous_first_date=previous_first,
+    )
+    return Outcome(CREATED, submission=submission)
+
+
+def _store_details(submission: Submission, projects) -> None:
+    """Insert the projects, then the workflows, one statement each whatever their number."""
+    if not projects:
+        return
+    project_ids = dict(
+        _insert_rows(
+            Project,
+            (
+                "submission",
+                "hashed_uuid",
+                "cleartext_uuid",
+                "no_of_users",
+                "no_of_active_users",
+                "no_of_monthly_active_users",
+            ),
+            [
+                (
+                    submission.pk,
+                    p.hashed_uuid,
+                    p.cleartext_uuid,
+                    p.no_of_users,
+                    p.no_of_active_users,
+                    p.no_of_monthly_active_users,
+                )
+                for p in projects
+            ],
+            returning=("hashed_uuid", "id"),
+        )
+    )
+    rows = [
+        (
+            submission.pk,
+            project_ids[p.hashed_uuid],
+            w.hashed_uuid,
+            w.cleartext_uuid,
+            w.no_of_jobs,
+            w.no_of_runs,
+            w.no_of_steps,
+            w.no_of_active_jobs,
+        )
+        for p in projects
+        for w in p.workflows
+    ]
+    if rows:
+        _insert_rows(
+            Workflow,
+            (
+                "submission",
+                "project",
+                "hashed_uuid",
+                "cleartext_uuid",
+                "no_of_jobs",
+                "no_of_runs",
+                "no_of_steps",
+                "no_of_active_jobs",
+            ),
+            rows,
+        )
+
+
+def _insert_rows(model, fields: tuple[str, ...], rows: list[tuple], returning: tuple[str, ...] = ()) -> list:
+    """INSERT any number of rows in one statement: columns as arrays through unnest() on PostgreSQL,
+    one JSON document through json_each() on SQLite. Django's bulk_create would split large reports
+    into many statements (SQLite) and bind a parameter per value (PostgreSQL)."""
+    qn = connection.ops.quote_name
+    opts = model._meta
+    model_fields = [opts.get_field(name) for name in fields]
+    columns = ", ".join(qn(f.column) for f in model_fields)
+    prepared = [
+        [f.get_db_prep_value(value, connection) for f, value in zip(model_fields, row, strict=True)]
+        for row in rows
+    ]
+    if connection.vendor == "postgresql":
+        arrays = ", ".join(
+            f"%s::{f.rel_db_type(connection) if f.is_relation else f.db_type(connection)}[]"
+            for f in model_fields
+        )
+        # Names come from the model's fields; every value is a bound parameter.
+        sql = f"INSERT INTO {qn(opts.db_table)} ({columns}) SELECT * FROM unnest({arrays})"
+        params = [list(column) for column in zip(*prepared, strict=True)]
+    else:
+        values = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(model_fields)))
+        sql = f"INSERT INTO {qn(opts.db_table)} ({columns}) SELECT {values} FROM json_each(%s)"
+        params = [json.dumps(prepared, default=str)]
+    if returning:
+        sql += " RETURNING " + ", ".join(qn(opts.get_field(name).column) for name in returning)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall() if returning else []
+
+
+def _update_instance(instance: Instance, report: Report, country: str) -> None:
+    day = report.report_date
+    changes = {"report_count": F("report_count") + 1}
+    if instance.first_report_date is None or day < instance.first_report_date:
+        changes["first_report_date"] = day
+    if instance.last_report_date is None or day >= instance.last_report_date:
+        changes.update(
+            last_report_date=day,
+            version=report.instance.version,
+            operating_system=report.instance.operating_system,
+            country=country,
+        )
+    if report.instance.cleartext_uuid is not None and instance.cleartext_uuid is None:
+        changes["cleartext_uuid"] = report.instance.cleartext_uuid
+    Instance.objects.filter(pk=instance.pk).update(**changes)
+    for name, value in changes.items():
+        if name != "report_count":
+            setattr(instance, name, value)
+
+
+def keep_for_review(
+    *,
+    raw_body: str,
+    data: dict,
+    reason: str,
+    errors: dict,
+    country: str,
+    now: dt.datetime,
+    submission: Submission | None = None,
+) -> ReviewItem:
+    """Queue a body for an admin; the same body re-sent while pending is counted on the same entry."""
+    body_hash = hashlib.sha256(raw_body.encode()).hexdigest()
+    pending = ReviewItem.objects.filter(body_hash=body_hash, status=ReviewItem.Status.PENDING)
+    with transaction.atomic():
+        if pending.update(times_received=F("times_received") + 1, last_received_at=now):
+            return pending.get()
+        ReviewItem.objects.bulk_create(
+            [
+                ReviewItem(
+                    reason=reason,
+                    errors=errors,
+                    raw_body=raw_body,
+                    body_hash=body_hash,
+                    instance_hash=_instance_hash_of(data),
+                    report_date=_report_date_of(data),
+                    country=country,
+                    received_at=now,
+                    last_received_at=now,
+                    submission=submission,
+                )
+            ],
+            ignore_conflicts=True,
+        )
+        return pending.get()
+
+
+def _instance_hash_of(data: dict) -> str:
+    instance = data.get("instance")
+    value = instance.get("hashed_uuid") if isinstance(instance, dict) else None
+    return value.upper() if isinstance(value, str) and len(value) == 64 else ""
+
+
+def _report_date_of(data: dict) -> dt.date | None:
+    value = data.get("report_date")
+    try:
+        return dt.date.fromisoformat(value) if isinstance(value, str) and len(value) == 10 else None
+    except ValueError:
+        return None
