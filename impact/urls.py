@@ -11,6 +11,9 @@ urlpatterns = [
     # Lightning posts to /api/metrics and follows no redirects: both spellings are served directly.
     path("api/metrics", api.MetricsView.as_view(), name="metrics"),
     path("api/metrics/", api.MetricsView.as_view(schema=None)),
+    path("api/stats/", api.StatsIndexView.as_view(), name="stats-index"),
+    path("api/stats/headline", api.HeadlineView.as_view(), name="stats-headline"),
+    path("api/stats/<str:chart>", api.StatsView.as_view(), name="stats-chart"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularRedocView.as_view(url_name="schema"), name="api-docs"),
     # Anything else under /api/ is a JSON 404, never an HTML page.

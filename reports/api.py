@@ -7,21 +7,24 @@ JSON with a status word and a message: never an HTML page, never a 500.
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 
 from django.conf import settings
 from django.db import DatabaseError
 from django.http import JsonResponse
-from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import exceptions, status
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import exceptions, renderers, status
 from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
-from . import geo, ingest
-from .serializers import MetricsResponseSerializer, ProblemSerializer, ReportSerializer
+from . import geo, ingest, stats
+from .serializers import MetricsResponseSerializer, ProblemSerializer, ReportSerializer, TableSerializer
 
 logger = logging.getLogger(__name__)
 
@@ -168,3 +171,120 @@ def json_server_error(request):
     return JsonResponse(
         problem(503, "a temporary problem stopped this request; please retry later"), status=503
     )
+
+
+# --- The public stats API: the same tables the dashboard draws, as JSON or CSV.
+
+
+class StatsThrottle(ClientThrottle):
+    scope = "stats"
+
+
+class CSVRenderer(renderers.BaseRenderer):
+    """A chart's table as CSV. Cells that a spreadsheet would run as a formula are quoted as text."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        if isinstance(data, dict) and "columns" in data:
+            writer.writerow(data["columns"])
+            writer.writerows([[_csv_cell(v) for v in row] for row in data["rows"]])
+        else:  # an error: status and message
+            writer.writerows([[_csv_cell(k), _csv_cell(v)] for k, v in (data or {}).items()])
+        return out.getvalue().encode()
+
+
+def _csv_cell(value):
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+_QUERY_PARAMETERS = [
+    OpenApiParameter("range", str, enum=list(stats.RANGE_CHOICES), description="Default 90d."),
+    OpenApiParameter("granularity", str, enum=list(stats.GRANULARITIES), description="Default day."),
+    OpenApiParameter("start", OpenApiTypes.DATE, description="First day of a custom range."),
+    OpenApiParameter("end", OpenApiTypes.DATE, description="Last day of a custom range."),
+    OpenApiParameter("format", str, enum=["json", "csv"], description="Default json."),
+]
+
+
+class StatsView(APIView):
+    """One chart's figures: the exact table the dashboard draws."""
+
+    authentication_classes = ()
+    permission_classes = ()
+    renderer_classes = (renderers.JSONRenderer, CSVRenderer)
+    throttle_classes = (StatsThrottle,)
+
+    @extend_schema(
+        operation_id="chart_figures",
+        parameters=[
+            OpenApiParameter("chart", str, OpenApiParameter.PATH, enum=list(stats.CHARTS)),
+            *_QUERY_PARAMETERS,
+        ],
+        responses={200: TableSerializer, 400: ProblemSerializer, 404: ProblemSerializer},
+        auth=[],
+    )
+    def get(self, request, chart):
+        if chart not in stats.CHARTS:
+            return Response(problem(404, f"no chart named {chart!r}; see /api/stats/"), status=404)
+        try:
+            query = stats.parse_query(request.query_params)
+        except stats.InvalidQuery as exc:
+            return Response(problem(400, str(exc), errors=exc.errors), status=400)
+        table = stats.chart(chart, query)
+        return Response(table.as_dict(query), headers=_download_headers(request, f"{chart}-{query.key}"))
+
+
+class HeadlineView(APIView):
+    """The headline figures shown at the top of the dashboard."""
+
+    authentication_classes = ()
+    permission_classes = ()
+    renderer_classes = (renderers.JSONRenderer, CSVRenderer)
+    throttle_classes = (StatsThrottle,)
+
+    @extend_schema(
+        operation_id="headline_figures",
+        responses={200: TableSerializer},
+        auth=[],
+        parameters=[_QUERY_PARAMETERS[-1]],
+    )
+    def get(self, request):
+        return Response(stats.cached_headline().as_dict(), headers=_download_headers(request, "headline"))
+
+
+class StatsIndexView(APIView):
+    """What the stats API offers."""
+
+    authentication_classes = ()
+    permission_classes = ()
+    throttle_classes = (StatsThrottle,)
+
+    @extend_schema(operation_id="stats_index", responses={200: OpenApiTypes.OBJECT}, auth=[])
+    def get(self, request):
+        return Response(
+            {
+                "headline": request.build_absolute_uri("/api/stats/headline"),
+                "charts": {name: request.build_absolute_uri(f"/api/stats/{name}") for name in stats.CHARTS},
+                "parameters": {
+                    "range": list(stats.RANGE_CHOICES),
+                    "granularity": list(stats.GRANULARITIES),
+                    "start, end": "YYYY-MM-DD, for range=custom",
+                    "format": ["json", "csv"],
+                },
+                "definitions": {k: v.format(k=stats.min_instances()) for k, v in stats.DEFINITIONS.items()},
+            }
+        )
+
+
+def _download_headers(request, name: str) -> dict:
+    if request.accepted_renderer.format == "csv":
+        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+        return {"Content-Disposition": f'attachment; filename="impact-{safe}.csv"'}
+    return {}

@@ -66,3 +66,14 @@ class MetricsResponseSerializer(serializers.Serializer):
 class ProblemSerializer(serializers.Serializer):
     status = serializers.CharField(help_text="A word for the problem, e.g. malformed, too_large, throttled")
     message = serializers.CharField()
+
+
+class TableSerializer(serializers.Serializer):
+    chart = serializers.CharField(help_text="The chart's name")
+    title = serializers.CharField()
+    columns = serializers.ListField(child=serializers.CharField(), help_text="Names of the row values")
+    rows = serializers.ListField(
+        child=serializers.ListField(child=serializers.JSONField()), help_text="One row per period or bucket"
+    )
+    notes = serializers.ListField(child=serializers.CharField(), required=False)
+    query = serializers.DictField(required=False, help_text="The range and granularity the rows cover")

@@ -1,17 +1,108 @@
-"""The public pages and the health check, thin: they read through stats and render templates."""
+"""The public pages and the health check, thin: they read through stats, draw through charts."""
 
 from django.db import DatabaseError, connection
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.http import urlencode
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from . import api
+from . import api, cache, charts, stats
+
+SECTIONS = (
+    ("Trends", ("runs", "instances", "users", "projects")),
+    ("Breakdowns", ("versions", "os", "countries")),
+)
+DESCRIPTIONS = {
+    "runs": "Runs and steps finished per period (bars) and runs added up since the first report (line).",
+    "instances": "Instances counted by the 7-day rule at the end of each period, and instances seen for "
+    "the first time in it.",
+    "users": "Users, active users (90 days) and monthly active users (30 days), at the end of each period.",
+    "projects": "Projects, workflows and jobs, at the end of each period.",
+    "versions": "Instances by Lightning version (major.minor) at the end of each period, stacked.",
+    "os": "Instances by operating system on the last day of the range.",
+    "countries": "Instances by country on the last day of the range.",
+}
 
 
 @require_safe
 def home(request):
-    return render(request, "reports/home.html")
+    """The dashboard. HEAD (Lightning's reachability check) answers at once, without a query."""
+    if request.method == "HEAD":
+        return HttpResponse(content_type="text/html; charset=utf-8")
+    try:
+        query, errors = stats.parse_query(request.GET), {}
+    except stats.InvalidQuery as exc:
+        query, errors = stats.parse_query({}), exc.errors
+    if errors:
+        return HttpResponse(_render_dashboard(request, query, errors), status=400)
+    page = cache.cached(
+        f"page:dashboard:{query.key}:{stats.today()}", lambda: _render_dashboard(request, query)
+    )
+    return HttpResponse(page)
+
+
+def _render_dashboard(request, query: stats.Query, errors: dict | None = None) -> str:
+    context = {
+        "query": query,
+        "errors": errors or {},
+        "headline": _headline(stats.cached_headline()),
+        "sections": [(title, [_chart(name, query) for name in names]) for title, names in SECTIONS],
+        "definitions": {k: v.format(k=stats.min_instances()) for k, v in stats.DEFINITIONS.items()},
+        "ranges": [
+            ("30d", "30 days"),
+            ("90d", "90 days"),
+            ("1y", "1 year"),
+            ("all", "All"),
+            ("custom", "Custom"),
+        ],
+        "granularities": [("day", "Day"), ("week", "Week"), ("month", "Month")],
+    }
+    return render_to_string("reports/dashboard.html", context, request=None)
+
+
+def _headline(table: stats.Table) -> dict:
+    return {key: {"label": label, "value": value} for key, label, value in table.rows} | {
+        "notes": table.notes
+    }
+
+
+def _chart(name: str, query: stats.Query) -> dict:
+    table = stats.chart(name, query)
+    link = reverse("stats-chart", args=[name])
+    return {
+        "name": name,
+        "script_id": f"figure-{name}",
+        "title": table.title,
+        "description": DESCRIPTIONS[name],
+        "table": table,
+        "figure": charts.figure(table),
+        "summary": _summary(table),
+        "csv": f"{link}?{urlencode({**query.params(), 'format': 'csv'})}",
+        "json": f"{link}?{urlencode(query.params())}",
+    }
+
+
+def _summary(table: stats.Table) -> str:
+    """One sentence saying what the chart shows, for readers who cannot see it."""
+    if not table.rows:
+        return "No data in this range."
+    if table.columns[0] == "period":
+        first, last = table.rows[0][0], table.rows[-1][0]
+        values = [c for c in table.columns if c not in ("period", "incomplete")]
+        parts = []
+        for column in values[:3]:
+            series = table.column(column)
+            parts.append(
+                f"{column.replace('_', ' ')} from {series[0]:,} to {series[-1]:,} (peak {max(series):,})"
+            )
+        return f"From {first} to {last}: " + "; ".join(parts) + "."
+    top = ", ".join(
+        f"{row[2] if table.name == 'countries' else row[0]} {row[-1]:,}" for row in table.rows[:5]
+    )
+    return f"{len(table.rows)} groups; largest: {top}."
 
 
 @never_cache

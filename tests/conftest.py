@@ -4,6 +4,8 @@ import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
+from tests.fleet import hand_fleet  # noqa: F401 -- a fixture shared by several test modules
+
 
 @pytest.fixture
 def fresh_cache(transactional_db):

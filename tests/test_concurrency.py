@@ -44,7 +44,10 @@ def test_simultaneous_first_reports_of_a_new_instance_create_it_once():
     assert Instance.objects.count() == 1
     instance = Instance.objects.get()
     assert instance.report_count == 8
-    assert (instance.first_report_date, instance.last_report_date) == (dt.date(2024, 5, 1), dt.date(2024, 5, 8))
+    assert (instance.first_report_date, instance.last_report_date) == (
+        dt.date(2024, 5, 1),
+        dt.date(2024, 5, 8),
+    )
 
 
 def test_simultaneous_identical_reports_store_one_submission():
@@ -75,4 +78,6 @@ def test_concurrent_ingestion_never_corrupts_the_aggregates():
     incremental = aggregates.table()
     aggregates.rebuild()
     assert aggregates.table() == incremental
-    assert sum(v for (stat, _, _), v in incremental.items() if stat == "reports") == Submission.objects.count()
+    assert (
+        sum(v for (stat, _, _), v in incremental.items() if stat == "reports") == Submission.objects.count()
+    )
