@@ -127,9 +127,21 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = REPORT_MAX_BYTES
 # Addresses (or networks) of reverse proxies whose X-Forwarded-For is believed.
 TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 # A MaxMind-format (mmdb) country database; the default ships with the project.
-GEOIP_DATABASE = env.str(
-    "GEOIP_DATABASE", default=str(BASE_DIR / "reports" / "data" / "geo-whois-asn-country.mmdb")
+GEOIP_DATABASE = env.str("GEOIP_DATABASE", default="") or str(
+    BASE_DIR / "reports" / "data" / "geo-whois-asn-country.mmdb"
 )
+
+# --- Transparency and retention (see /about/data and `manage.py apply_retention`)
+# Who runs this server, and where operators and researchers write (shown on /privacy and in
+# /.well-known/security.txt).
+OPERATOR_NAME = env.str("OPERATOR_NAME", default="the operators of this Impact Tracker")
+PRIVACY_CONTACT = env.str("PRIVACY_CONTACT", default="mailto:privacy@example.org")
+SECURITY_CONTACT = env.str("SECURITY_CONTACT", default="mailto:security@example.org")
+# Review-queue entries older than this many days are deleted by `apply_retention`.
+REVIEW_RETENTION_DAYS = env.int("REVIEW_RETENTION_DAYS", default=90)
+# The raw JSON of accepted reports older than this many days is dropped (their figures stay).
+# Empty means keep it for ever.
+RAW_REPORT_RETENTION_DAYS = env.int("RAW_REPORT_RETENTION_DAYS", default=None)
 
 # --- Public figures
 # A country, version or OS bucket with fewer instances than this is shown as "Other".

@@ -8,6 +8,9 @@ from reports import api, views
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("about/data", views.about_data, name="about-data"),
+    path("privacy", views.privacy, name="privacy"),
+    path(".well-known/security.txt", views.security_txt, name="security-txt"),
     # Lightning posts to /api/metrics and follows no redirects: both spellings are served directly.
     path("api/metrics", api.MetricsView.as_view(), name="metrics"),
     path("api/metrics/", api.MetricsView.as_view(schema=None)),

@@ -46,6 +46,28 @@ class Field:
     def allowed(self, fmt: str) -> bool:
         return fmt in self.allowed_in or fmt in self.required_in
 
+    def presence(self, fmt: str) -> str:
+        """'required', 'optional' or 'not in this format', as the documentation says it."""
+        if self.required(fmt):
+            return "required"
+        return "optional" if self.allowed(fmt) else "not in this format"
+
+    @property
+    def type_label(self) -> str:
+        return KIND_LABELS[self.kind] + (" or null" if self.nullable else "")
+
+
+KIND_LABELS = {
+    "count": "integer ≥ 0",
+    "hash": "64 hexadecimal characters",
+    "uuid": "UUID",
+    "text": f"text, at most {MAX_TEXT} characters",
+    "date": "date, YYYY-MM-DD",
+    "datetime": "date-time with a time zone (ISO-8601)",
+    "format": 'text: "1", "2" or "3"',
+    "object": "object",
+    "list": "list",
+}
 
 REPORT_FIELDS = (
     Field("version", "format", 'The report format: "1", "2" or "3".', "Stored as the submission's format."),

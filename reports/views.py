@@ -1,15 +1,20 @@
 """The public pages and the health check, thin: they read through stats, draw through charts."""
 
+import datetime as dt
+from pathlib import Path
+
+from django.conf import settings
 from django.db import DatabaseError, connection
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from . import api, cache, charts, stats
+from . import api, cache, charts, formats, stats
 
 SECTIONS = (
     ("Trends", ("runs", "instances", "users", "projects")),
@@ -128,3 +133,58 @@ def server_error(request):
     if request.path.startswith("/api/"):
         return api.json_server_error(request)
     return render(request, "500.html", status=500)
+
+
+EXAMPLE_REPORT = Path(__file__).parent / "data" / "example_report.json"
+
+
+@require_safe
+def about_data(request):
+    """Every field of every report format, what the server keeps of it, and what it never keeps."""
+    sections = [
+        {
+            "name": name,
+            "path": path,
+            "fields": [
+                {"field": f, "presence": [f.presence(fmt) for fmt in formats.FORMATS]} for f in fields
+            ],
+        }
+        for name, path, fields in formats.SECTIONS
+    ]
+    context = {
+        "sections": sections,
+        "formats": formats.FORMATS,
+        "example": EXAMPLE_REPORT.read_text(),
+        "definitions": {k: v.format(k=stats.min_instances()) for k, v in stats.DEFINITIONS.items()},
+        "max_bytes": settings.REPORT_MAX_BYTES,
+        "review_days": settings.REVIEW_RETENTION_DAYS,
+        "raw_days": settings.RAW_REPORT_RETENTION_DAYS,
+        "privacy_contact": settings.PRIVACY_CONTACT,
+    }
+    return render(request, "reports/about_data.html", context)
+
+
+@require_safe
+def privacy(request):
+    context = {
+        "operator": settings.OPERATOR_NAME,
+        "privacy_contact": settings.PRIVACY_CONTACT,
+        "review_days": settings.REVIEW_RETENTION_DAYS,
+        "raw_days": settings.RAW_REPORT_RETENTION_DAYS,
+        "k": stats.min_instances(),
+    }
+    return render(request, "reports/privacy.html", context)
+
+
+@require_safe
+def security_txt(request):
+    """RFC 9116: where to report a vulnerability. Expires a year from now, as the RFC asks."""
+    expires = (timezone.now() + dt.timedelta(days=365)).replace(microsecond=0).isoformat()
+    lines = [
+        f"Contact: {settings.SECURITY_CONTACT}",
+        f"Expires: {expires}",
+        "Preferred-Languages: en",
+        f"Canonical: {request.build_absolute_uri('/.well-known/security.txt')}",
+        f"Policy: {request.build_absolute_uri(reverse('privacy'))}",
+    ]
+    return HttpResponse("\n".join(lines) + "\n", content_type="text/plain; charset=utf-8")
