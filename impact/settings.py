@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "reports",
 ]
 
@@ -48,6 +49,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "reports.security.ContentSecurityPolicyMiddleware",
+    "reports.security.AdminLoginRateLimitMiddleware",
 ]
 
 ROOT_URLCONF = "impact.urls"
@@ -168,7 +171,16 @@ SPECTACULAR_SETTINGS = {
     "aggregate figures.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Redoc is served from the drf-spectacular-sidecar package: no CDN.
+    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
+
+# Failed admin sign-ins allowed per client and per username within the window (seconds).
+LOGIN_FAILURES_PER_CLIENT = env.int("LOGIN_FAILURES_PER_CLIENT", default=5)
+LOGIN_FAILURES_PER_USERNAME = env.int("LOGIN_FAILURES_PER_USERNAME", default=10)
+LOGIN_FAILURE_WINDOW = env.int("LOGIN_FAILURE_WINDOW", default=15 * 60)
 
 # --- Security: production values unless DEBUG. Behind a TLS-terminating proxy, set
 # SECURE_PROXY_SSL_HEADER through TRUST_X_FORWARDED_PROTO.

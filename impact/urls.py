@@ -1,11 +1,13 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from reports import api, views
 
 urlpatterns = [
+    # Browsers ask for /favicon.ico whatever the page says.
+    path("favicon.ico", views.favicon),
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("about/data", views.about_data, name="about-data"),
@@ -18,7 +20,11 @@ urlpatterns = [
     path("api/stats/headline", api.HeadlineView.as_view(), name="stats-headline"),
     path("api/stats/<str:chart>", api.StatsView.as_view(), name="stats-chart"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularRedocView.as_view(url_name="schema"), name="api-docs"),
+    path(
+        "api/docs/",
+        SpectacularSwaggerView.as_view(url_name="schema", template_name="reports/api_docs.html"),
+        name="api-docs",
+    ),
     # Anything else under /api/ is a JSON 404, never an HTML page.
     re_path(r"^api/", views.not_found),
     path(settings.ADMIN_PATH, admin.site.urls),

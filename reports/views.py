@@ -5,9 +5,10 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import DatabaseError, connection
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponse, HttpResponsePermanentRedirect, JsonResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
+from django.templatetags.static import static
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
@@ -108,6 +109,12 @@ def _summary(table: stats.Table) -> str:
         f"{row[2] if table.name == 'countries' else row[0]} {row[-1]:,}" for row in table.rows[:5]
     )
     return f"{len(table.rows)} groups; largest: {top}."
+
+
+@require_safe
+def favicon(request):
+    # Resolved per request: the hashed static name exists only once collectstatic has run.
+    return HttpResponsePermanentRedirect(static("favicon.svg"))
 
 
 @never_cache

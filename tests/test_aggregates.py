@@ -141,3 +141,17 @@ def test_incremental_upkeep_equals_a_full_rebuild_on_random_fleets(seed):
     assert incremental  # the fleet produced figures
     aggregates.rebuild()
     assert aggregates.table() == incremental
+
+
+def test_rebuild_command_restores_a_damaged_table(hand_fleet):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    good = aggregates.table()
+    DailyCount.objects.filter(stat="runs").update(value=0)
+    DailyCount.objects.create(stat="users", subgroup="", day="2030-01-01", value=5)
+    out = StringIO()
+    call_command("rebuild_aggregates", stdout=out)
+    assert aggregates.table() == good
+    assert out.getvalue().startswith(f"Rebuilt {len(good)} daily figures")

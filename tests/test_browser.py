@@ -133,3 +133,13 @@ def test_phone_width_has_no_horizontal_scroll(browser, live_server, seeded):
     wait_for_charts(page)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     context.close()
+
+
+def test_api_docs_and_about_page_load_from_this_server_only(page, live_server, fresh_cache):
+    page.goto(live_server.url + "/api/docs/")
+    page.wait_for_selector("#swagger-ui .opblock-summary-path")
+    assert "/api/metrics" in page.locator("#swagger-ui").inner_text()
+    page.goto(live_server.url + "/about/data")
+    assert page.locator('table.fields tr[data-field="no_of_runs"]').count() == 1
+    assert page.problems == []  # a Content-Security-Policy violation would be a console error
+    assert page.hosts == {urlsplit(live_server.url).netloc}
