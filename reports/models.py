@@ -30,6 +30,7 @@ class Instance(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["excluded", "last_report_date"], name="instance_excluded_last")]
+        permissions = [("moderate_instance", "Can exclude and include instances")]
 
     def __str__(self):
         return f"instance {self.short_hash}"
@@ -157,6 +158,7 @@ class ReviewItem(models.Model):
         ordering = ["-received_at"]
         verbose_name = "review queue entry"
         verbose_name_plural = "review queue"
+        permissions = [("review_report", "Can re-process and dismiss review entries")]
 
     def __str__(self):
         return f"{self.get_reason_display()} ({self.received_at:%Y-%m-%d %H:%M})"
