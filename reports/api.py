@@ -12,8 +12,9 @@ import io
 import logging
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.db import DatabaseError
-from django.http import JsonResponse
+from django.http import Http404, JsonResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, renderers, status
@@ -93,6 +94,10 @@ def problem(status_code: int, message: str, **extra) -> dict:
 def exception_handler(exc, context):
     """Every error the API raises becomes JSON with a status word; the database going away is a 503."""
     headers = {}
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound(f"nothing at {context['request'].get_full_path()}")
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
     if isinstance(exc, exceptions.APIException):
         code = exc.status_code
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
@@ -213,6 +218,14 @@ _QUERY_PARAMETERS = [
 ]
 
 
+_STATS_PROBLEMS = {
+    404: OpenApiResponse(ProblemSerializer, description="No such chart, or a format other than json or csv."),
+    406: OpenApiResponse(ProblemSerializer, description="The Accept header asks for neither JSON nor CSV."),
+    429: OpenApiResponse(ProblemSerializer, description="Too many requests; see Retry-After."),
+    503: OpenApiResponse(ProblemSerializer, description="Temporarily unavailable; retry."),
+}
+
+
 class StatsView(APIView):
     """One chart's figures: the exact table the dashboard draws."""
 
@@ -227,7 +240,7 @@ class StatsView(APIView):
             OpenApiParameter("chart", str, OpenApiParameter.PATH, enum=list(stats.CHARTS)),
             *_QUERY_PARAMETERS,
         ],
-        responses={200: TableSerializer, 400: ProblemSerializer, 404: ProblemSerializer},
+        responses={200: TableSerializer, **_STATS_PROBLEMS, 400: ProblemSerializer},
         auth=[],
     )
     def get(self, request, chart):
@@ -251,7 +264,7 @@ class HeadlineView(APIView):
 
     @extend_schema(
         operation_id="headline_figures",
-        responses={200: TableSerializer},
+        responses={200: TableSerializer, **_STATS_PROBLEMS},
         auth=[],
         parameters=[_QUERY_PARAMETERS[-1]],
     )
@@ -266,7 +279,9 @@ class StatsIndexView(APIView):
     permission_classes = ()
     throttle_classes = (StatsThrottle,)
 
-    @extend_schema(operation_id="stats_index", responses={200: OpenApiTypes.OBJECT}, auth=[])
+    @extend_schema(
+        operation_id="stats_index", responses={200: OpenApiTypes.OBJECT, **_STATS_PROBLEMS}, auth=[]
+    )
     def get(self, request):
         return Response(
             {

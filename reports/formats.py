@@ -482,12 +482,12 @@ def validate(data, *, today: dt.date | None = None) -> Report:
 
     top = _read_fields(data, REPORT_FIELDS, fmt, "", errors)
     raw_instance = data.get("instance")
-    if "instance" in data and not isinstance(raw_instance, dict):
-        errors.add("instance", f"must be an object, not {_describe(raw_instance)}")
-        raw_instance = None
-    inst = _read_fields(raw_instance or {}, INSTANCE_FIELDS, fmt, "instance", errors) if raw_instance else {}
-    if raw_instance:
+    inst = {}
+    if isinstance(raw_instance, dict):
+        inst = _read_fields(raw_instance, INSTANCE_FIELDS, fmt, "instance", errors)
         _check_uuid_pair(inst, "instance", errors)
+    elif "instance" in data:
+        errors.add("instance", f"must be an object, not {_describe(raw_instance)}")
     projects = _read_projects(
         _read_list(data.get("projects"), "projects", errors, required=True), fmt, errors
     )

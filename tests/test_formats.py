@@ -268,3 +268,9 @@ def test_validated_fields_cover_every_section():
         "no_of_active_jobs",
     }
     assert "no_of_monthly_active_users" in fields["instance"]
+
+
+def test_an_empty_instance_object_names_each_missing_field():
+    # found by hypothesis: an empty object used to slip past the instance checks
+    errors = errors_of(changed(report(), "instance", {}))
+    assert errors["instance.hashed_uuid"] == "is required" and errors["instance.no_of_users"] == "is required"
