@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.cache import never_cache
+from django.views.decorators.gzip import gzip_page
 from django.views.decorators.http import require_safe
 
 from . import api, cache, charts, formats, stats
@@ -33,6 +34,7 @@ DESCRIPTIONS = {
 }
 
 
+@gzip_page  # the page embeds every chart's data: ~140 KB of JSON that compresses 8-fold
 @require_safe
 def home(request):
     """The dashboard. HEAD (Lightning's reachability check) answers at once, without a query."""
