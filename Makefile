@@ -46,3 +46,29 @@ run: $(VENV)/.installed
 
 test:
 	scripts/test.sh $(ARGS)
+
+# --- Benchmarks: not tests. Each prints its figures; docs/performance.md says how to read them.
+.PHONY: bench-ingest bench-seed
+
+# Ingestion under load: gunicorn + a throw-away PostgreSQL + wrk (apt-get install wrk), ~3 minutes.
+bench-ingest: $(VENV)/.installed
+	$(PY) bench/ingest.py $(ARGS)
+
+# seed_demo's time: the default fleet on SQLite, then 1,000 instances x 365 days on PostgreSQL.
+bench-seed: $(VENV)/.installed
+	bench/seed.sh
+
+# Load, faults and fuzzing outside the suite (PostgreSQL server binaries needed), ~10 minutes;
+# writes docs/reliability.md. One part: make bench-reliability ARGS="--only faults".
+.PHONY: bench-reliability
+bench-reliability: $(VENV)/.installed-dev
+	$(PY) bench/reliability.py $(ARGS)
+
+# Dashboard server time at 100 and 1,000 instances x 365 days, cache off and on (~10 minutes).
+.PHONY: bench-dashboard bench-browser
+bench-dashboard: $(VENV)/.installed
+	scripts/pg.sh $(PY) bench/dashboard.py $(ARGS)
+
+# What a visitor's Chromium downloads and how long until every chart has drawn, cold and warm.
+bench-browser: $(VENV)/.installed-dev
+	scripts/pg.sh $(PY) bench/browser.py $(ARGS)

@@ -1,0 +1,1 @@
+"""Benchmarks (not tests): run by the Makefile's bench-* targets, results in docs/performance.md."""
