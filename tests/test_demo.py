@@ -10,7 +10,7 @@ from django.core.management import call_command
 
 from reports import aggregates, demo, formats, ingest
 from reports.management.commands.seed_demo import delete_all_reports
-from reports.models import Instance, Project, ReviewItem, Submission, Workflow
+from reports.models import Instance, ModerationLog, Project, ReviewItem, Submission, Workflow
 
 END = dt.date(2024, 6, 30)
 TODAY = END + dt.timedelta(days=1)
@@ -332,6 +332,13 @@ def test_seed_demo_stores_the_fleet_then_leaves_it_alone_unless_reset(capsys):
     assert f"created {len(fleet)}" in out
     test_hashes = {r.instance_hash[:12] for r in fleet if r.is_test}
     assert test_hashes and all(h in out for h in test_hashes)
+    # The test instances are excluded, as a moderator would, and the log says so.
+    excluded = Instance.objects.filter(excluded=True)
+    assert {i.hashed_uuid[:12] for i in excluded} == test_hashes
+    assert ModerationLog.objects.filter(action="exclude", actor_name="system").count() == len(test_hashes)
+    rebuilt_without_them = aggregates.table()
+    aggregates.rebuild()
+    assert aggregates.table() == rebuilt_without_them
 
     call_command("seed_demo", instances=2, days=3, end=END)
     assert "already seeded" in capsys.readouterr().out
@@ -341,6 +348,13 @@ def test_seed_demo_stores_the_fleet_then_leaves_it_alone_unless_reset(capsys):
     call_command("seed_demo", instances=2, days=3, end=END, seed=1, reset=True)
     assert Submission.objects.count() == len(list(demo.fleet(instances=2, days=3, end=END, seed=1)))
     assert not ReviewItem.objects.exists()
+
+
+@pytest.mark.django_db
+def test_seed_demo_can_keep_the_test_instances_for_moderators_to_find(capsys):
+    call_command("seed_demo", instances=5, days=30, seed=9, end=END, keep_test_instances=True)
+    assert not Instance.objects.filter(excluded=True).exists()
+    assert "Test instances worth excluding" in capsys.readouterr().out
 
 
 @pytest.mark.django_db

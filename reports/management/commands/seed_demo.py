@@ -14,7 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 from tqdm import tqdm
 
-from reports import cache, demo, ingest
+from reports import cache, demo, ingest, moderation
 from reports.models import DailyCount, Instance, Project, ReviewItem, Submission, Workflow
 
 
@@ -45,8 +45,15 @@ class Command(BaseCommand):
             default=ingest.BULK_CHUNK,
             help=f"reports stored per transaction (default {ingest.BULK_CHUNK})",
         )
+        parser.add_argument(
+            "--keep-test-instances",
+            action="store_true",
+            help="leave the fleet's test instances in the public figures (to try moderating them)",
+        )
 
-    def handle(self, *args, instances, days, seed, end, reset, chunk_size, verbosity, **options):
+    def handle(
+        self, *args, instances, days, seed, end, reset, chunk_size, keep_test_instances, verbosity, **options
+    ):
         if instances < 1 or days < 1:
             raise CommandError("--instances and --days must be at least 1")
         if reset:
@@ -84,7 +91,16 @@ class Command(BaseCommand):
         )
         if test_instances:
             shown = ", ".join(sorted(h[:12] for h in test_instances))
-            self.stdout.write(f"Test instances worth excluding: {shown}")
+            if keep_test_instances:
+                self.stdout.write(f"Test instances worth excluding: {shown}")
+            else:
+                # What a moderator would do first; the first page a newcomer sees is then true.
+                moderation.exclude_instances(
+                    instances=Instance.objects.filter(hashed_uuid__in=test_instances),
+                    reason="a test instance of the demo fleet (seed_demo)",
+                    actor=None,
+                )
+                self.stdout.write(f"Excluded the test instances from the public figures: {shown}")
 
 
 @transaction.atomic
