@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from django.db import IntegrityError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, models, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -106,24 +106,40 @@ def store(*, report: Report, raw_body: str, data: dict, country: str, now: dt.da
             submission=outcome.submission,
         )
         return Outcome(CONFLICT, submission=outcome.submission, review_item=item)
-    if outcome.status == CREATED:
-        transaction.on_commit(cache.figures_changed)
     return outcome
 
 
-def _locked_instance(report: Report) -> Instance:
+def _locked_instance(report: Report, now: dt.datetime) -> Instance:
     """The report's instance, created if new, locked for the rest of the transaction.
 
     The lock serialises reports of one instance, so that duplicates are seen and the aggregates
-    are computed from a stable set of neighbouring reports; other instances are not held up.
+    are computed from a stable set of neighbouring reports; other instances are not held up. One
+    statement: ON CONFLICT DO UPDATE takes the row lock that SELECT ... FOR UPDATE would.
     """
-    i = report.instance
-    Instance.objects.bulk_create([Instance(hashed_uuid=i.hashed_uuid)], ignore_conflicts=True)
-    return Instance.objects.select_for_update().get(hashed_uuid=i.hashed_uuid)
+    conn = connections[DEFAULT_DB_ALIAS]
+    table = conn.ops.quote_name(Instance._meta.db_table)
+    sql = (
+        f"INSERT INTO {table} (hashed_uuid, version, operating_system, country, report_count, excluded, "
+        "excluded_reason, created_at) VALUES (%s, '', '', '', 0, %s, '', %s) "
+        "ON CONFLICT (hashed_uuid) DO UPDATE SET hashed_uuid = excluded.hashed_uuid "
+        "RETURNING id, first_report_date, last_report_date, excluded, cleartext_uuid"
+    )
+    with conn.cursor() as cursor:
+        cursor.execute(sql, [report.instance.hashed_uuid, False, now])
+        pk, first, last, excluded, clear = cursor.fetchone()
+    fields = Instance._meta
+    return Instance(
+        pk=pk,
+        hashed_uuid=report.instance.hashed_uuid,
+        first_report_date=fields.get_field("first_report_date").to_python(first),
+        last_report_date=fields.get_field("last_report_date").to_python(last),
+        excluded=bool(excluded),
+        cleartext_uuid=fields.get_field("cleartext_uuid").to_python(clear),
+    )
 
 
 def _store(*, report: Report, raw_body: str, country: str, now: dt.datetime) -> Outcome:
-    instance = _locked_instance(report)
+    instance = _locked_instance(report, now)
     existing = (
         Submission.objects.filter(instance=instance, report_date=report.report_date)
         .only("id", "content_hash", "instance_id", "report_date")
@@ -232,18 +248,20 @@ def _insert_rows(model, fields: tuple[str, ...], rows: list[tuple], returning: t
     """INSERT any number of rows in one statement: columns as arrays through unnest() on PostgreSQL,
     one JSON document through json_each() on SQLite. Django's bulk_create would split large reports
     into many statements (SQLite) and bind a parameter per value (PostgreSQL)."""
-    qn = connection.ops.quote_name
+    conn = connections[DEFAULT_DB_ALIAS]  # the wrapper itself: the proxy costs a lookup per use
+    qn = conn.ops.quote_name
     opts = model._meta
     model_fields = [opts.get_field(name) for name in fields]
     columns = ", ".join(qn(f.column) for f in model_fields)
-    prepared = [
-        [f.get_db_prep_value(value, connection) for f, value in zip(model_fields, row, strict=True)]
-        for row in rows
-    ]
-    if connection.vendor == "postgresql":
+    # Only UUIDs need converting (SQLite stores them as hex); the other values are ints, str or None.
+    uuid_columns = [i for i, f in enumerate(model_fields) if isinstance(f, models.UUIDField)]
+    prepared = [list(row) for row in rows]
+    for row in prepared:
+        for i in uuid_columns:
+            row[i] = model_fields[i].get_db_prep_value(row[i], conn)
+    if conn.vendor == "postgresql":
         arrays = ", ".join(
-            f"%s::{f.rel_db_type(connection) if f.is_relation else f.db_type(connection)}[]"
-            for f in model_fields
+            f"%s::{f.rel_db_type(conn) if f.is_relation else f.db_type(conn)}[]" for f in model_fields
         )
         # Names come from the model's fields; every value is a bound parameter.
         sql = f"INSERT INTO {qn(opts.db_table)} ({columns}) SELECT * FROM unnest({arrays})"
@@ -254,7 +272,7 @@ def _insert_rows(model, fields: tuple[str, ...], rows: list[tuple], returning: t
         params = [json.dumps(prepared, default=str)]
     if returning:
         sql += " RETURNING " + ", ".join(qn(opts.get_field(name).column) for name in returning)
-    with connection.cursor() as cursor:
+    with conn.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall() if returning else []
 
