@@ -138,6 +138,105 @@ def _locked_instance(report: Report, now: dt.datetime) -> Instance:
     )
 
 
+# What a report becomes in each table, shared by the single path (`store`) and the bulk one
+# (`store_many`): a column tuple and a function from the validated report to a row of it.
+SUBMISSION_COLUMNS = (
+    "instance",
+    "report_date",
+    "format",
+    "generated_at",
+    "received_at",
+    "version",
+    "operating_system",
+    "country",
+    "no_of_users",
+    "no_of_active_users",
+    "no_of_monthly_active_users",
+    "no_of_projects",
+    "no_of_workflows",
+    "no_of_jobs",
+    "no_of_active_jobs",
+    "no_of_runs",
+    "no_of_steps",
+    "content_hash",
+    "raw_body",
+)
+PROJECT_COLUMNS = (
+    "submission",
+    "hashed_uuid",
+    "cleartext_uuid",
+    "no_of_users",
+    "no_of_active_users",
+    "no_of_monthly_active_users",
+)
+WORKFLOW_COLUMNS = (
+    "submission",
+    "project",
+    "hashed_uuid",
+    "cleartext_uuid",
+    "no_of_jobs",
+    "no_of_runs",
+    "no_of_steps",
+    "no_of_active_jobs",
+)
+
+
+def submission_row(
+    report: Report, *, instance_id: int, country: str, now: dt.datetime, raw_body: str
+) -> tuple:
+    """The submission's values in SUBMISSION_COLUMNS order, with its totals over the details."""
+    i, workflows = report.instance, list(report.workflows)
+    return (
+        instance_id,
+        report.report_date,
+        report.format,
+        report.generated_at,
+        now,
+        i.version,
+        i.operating_system,
+        country,
+        i.no_of_users,
+        i.no_of_active_users,
+        i.no_of_monthly_active_users,
+        len(report.projects),
+        len(workflows),
+        sum(w.no_of_jobs for w in workflows),
+        sum(w.no_of_active_jobs or 0 for w in workflows),
+        sum(w.no_of_runs for w in workflows),
+        sum(w.no_of_steps for w in workflows),
+        report.content_hash,
+        raw_body,
+    )
+
+
+def project_row(project, *, submission_id: int) -> tuple:
+    p = project
+    return (
+        submission_id,
+        p.hashed_uuid,
+        p.cleartext_uuid,
+        p.no_of_users,
+        p.no_of_active_users,
+        p.no_of_monthly_active_users,
+    )
+
+
+def workflow_rows(project, *, submission_id: int, project_id: int) -> list[tuple]:
+    return [
+        (
+            submission_id,
+            project_id,
+            w.hashed_uuid,
+            w.cleartext_uuid,
+            w.no_of_jobs,
+            w.no_of_runs,
+            w.no_of_steps,
+            w.no_of_active_jobs,
+        )
+        for w in project.workflows
+    ]
+
+
 def _store(*, report: Report, raw_body: str, country: str, now: dt.datetime) -> Outcome:
     instance = _locked_instance(report, now)
     existing = (
@@ -149,31 +248,10 @@ def _store(*, report: Report, raw_body: str, country: str, now: dt.datetime) -> 
         status = DUPLICATE if existing.content_hash == report.content_hash else CONFLICT
         return Outcome(status, submission=existing)
 
-    projects = report.projects
-    workflows = list(report.workflows)
-    i = report.instance
-    submission = Submission.objects.create(
-        instance=instance,
-        report_date=report.report_date,
-        format=report.format,
-        generated_at=report.generated_at,
-        received_at=now,
-        version=i.version,
-        operating_system=i.operating_system,
-        country=country,
-        no_of_users=i.no_of_users,
-        no_of_active_users=i.no_of_active_users,
-        no_of_monthly_active_users=i.no_of_monthly_active_users,
-        no_of_projects=len(projects),
-        no_of_workflows=len(workflows),
-        no_of_jobs=sum(w.no_of_jobs for w in workflows),
-        no_of_active_jobs=sum(w.no_of_active_jobs or 0 for w in workflows),
-        no_of_runs=sum(w.no_of_runs for w in workflows),
-        no_of_steps=sum(w.no_of_steps for w in workflows),
-        content_hash=report.content_hash,
-        raw_body=raw_body,
-    )
-    _store_details(submission, projects)
+    row = submission_row(report, instance_id=instance.pk, country=country, now=now, raw_body=raw_body)
+    values = dict(zip(SUBMISSION_COLUMNS, row, strict=True))
+    submission = Submission.objects.create(**{**values, "instance": instance})
+    _store_details(submission, report.projects)
     previous_first = instance.first_report_date
     _update_instance(instance, report, country)
     aggregates.record_submission(
@@ -188,60 +266,15 @@ def _store_details(submission: Submission, projects) -> None:
     """Insert the projects, then the workflows, one statement each whatever their number."""
     if not projects:
         return
-    project_ids = dict(
-        _insert_rows(
-            Project,
-            (
-                "submission",
-                "hashed_uuid",
-                "cleartext_uuid",
-                "no_of_users",
-                "no_of_active_users",
-                "no_of_monthly_active_users",
-            ),
-            [
-                (
-                    submission.pk,
-                    p.hashed_uuid,
-                    p.cleartext_uuid,
-                    p.no_of_users,
-                    p.no_of_active_users,
-                    p.no_of_monthly_active_users,
-                )
-                for p in projects
-            ],
-            returning=("hashed_uuid", "id"),
-        )
-    )
+    rows = [project_row(p, submission_id=submission.pk) for p in projects]
+    project_ids = dict(_insert_rows(Project, PROJECT_COLUMNS, rows, returning=("hashed_uuid", "id")))
     rows = [
-        (
-            submission.pk,
-            project_ids[p.hashed_uuid],
-            w.hashed_uuid,
-            w.cleartext_uuid,
-            w.no_of_jobs,
-            w.no_of_runs,
-            w.no_of_steps,
-            w.no_of_active_jobs,
-        )
+        row
         for p in projects
-        for w in p.workflows
+        for row in workflow_rows(p, submission_id=submission.pk, project_id=project_ids[p.hashed_uuid])
     ]
     if rows:
-        _insert_rows(
-            Workflow,
-            (
-                "submission",
-                "project",
-                "hashed_uuid",
-                "cleartext_uuid",
-                "no_of_jobs",
-                "no_of_runs",
-                "no_of_steps",
-                "no_of_active_jobs",
-            ),
-            rows,
-        )
+        _insert_rows(Workflow, WORKFLOW_COLUMNS, rows)
 
 
 def _insert_rows(model, fields: tuple[str, ...], rows: list[tuple], returning: tuple[str, ...] = ()) -> list:
@@ -496,115 +529,32 @@ def _insert_batch(batch: list[_Pending], *, now: dt.datetime) -> None:
     if keys & set(stored):
         raise _Raced
 
-    submission_rows = []
-    for p in batch:
-        r, i = p.report, p.report.instance
-        workflows = list(r.workflows)
-        submission_rows.append(
-            (
-                instances[i.hashed_uuid].pk,
-                r.report_date,
-                r.format,
-                r.generated_at,
-                now,
-                i.version,
-                i.operating_system,
-                p.country,
-                i.no_of_users,
-                i.no_of_active_users,
-                i.no_of_monthly_active_users,
-                len(r.projects),
-                len(workflows),
-                sum(w.no_of_jobs for w in workflows),
-                sum(w.no_of_active_jobs or 0 for w in workflows),
-                sum(w.no_of_runs for w in workflows),
-                sum(w.no_of_steps for w in workflows),
-                r.content_hash,
-                p.text,
-            )
+    submission_rows = [
+        submission_row(
+            p.report,
+            instance_id=instances[p.report.instance.hashed_uuid].pk,
+            country=p.country,
+            now=now,
+            raw_body=p.text,
         )
+        for p in batch
+    ]
     submission_ids = _bulk_insert(
-        Submission,
-        (
-            "instance",
-            "report_date",
-            "format",
-            "generated_at",
-            "received_at",
-            "version",
-            "operating_system",
-            "country",
-            "no_of_users",
-            "no_of_active_users",
-            "no_of_monthly_active_users",
-            "no_of_projects",
-            "no_of_workflows",
-            "no_of_jobs",
-            "no_of_active_jobs",
-            "no_of_runs",
-            "no_of_steps",
-            "content_hash",
-            "raw_body",
-        ),
-        submission_rows,
-        key=lambda row: (row[0], _iso(row[1])),
+        Submission, SUBMISSION_COLUMNS, submission_rows, key=lambda row: (row[0], _iso(row[1]))
     )
     project_rows, owners = [], []
     for p, row in zip(batch, submission_rows, strict=True):
         submission_id = submission_ids[(row[0], _iso(row[1]))]
         for project in p.report.projects:
-            project_rows.append(
-                (
-                    submission_id,
-                    project.hashed_uuid,
-                    project.cleartext_uuid,
-                    project.no_of_users,
-                    project.no_of_active_users,
-                    project.no_of_monthly_active_users,
-                )
-            )
+            project_rows.append(project_row(project, submission_id=submission_id))
             owners.append(project)
-    project_ids = _bulk_insert(
-        Project,
-        (
-            "submission",
-            "hashed_uuid",
-            "cleartext_uuid",
-            "no_of_users",
-            "no_of_active_users",
-            "no_of_monthly_active_users",
-        ),
-        project_rows,
-        key=lambda row: (row[0], row[1]),
-    )
-    workflow_rows = [
-        (
-            row[0],
-            project_ids[(row[0], row[1])],
-            w.hashed_uuid,
-            w.cleartext_uuid,
-            w.no_of_jobs,
-            w.no_of_runs,
-            w.no_of_steps,
-            w.no_of_active_jobs,
-        )
-        for row, project in zip(project_rows, owners, strict=True)
-        for w in project.workflows
+    project_ids = _bulk_insert(Project, PROJECT_COLUMNS, project_rows, key=lambda row: (row[0], row[1]))
+    rows = [
+        row
+        for prow, project in zip(project_rows, owners, strict=True)
+        for row in workflow_rows(project, submission_id=prow[0], project_id=project_ids[(prow[0], prow[1])])
     ]
-    _bulk_insert(
-        Workflow,
-        (
-            "submission",
-            "project",
-            "hashed_uuid",
-            "cleartext_uuid",
-            "no_of_jobs",
-            "no_of_runs",
-            "no_of_steps",
-            "no_of_active_jobs",
-        ),
-        workflow_rows,
-    )
+    _bulk_insert(Workflow, WORKFLOW_COLUMNS, rows)
     _update_instances(instances, batch)
 
 
