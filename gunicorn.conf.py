@@ -12,6 +12,22 @@ workers = int(os.environ.get("WEB_CONCURRENCY", 2 * multiprocessing.cpu_count())
 worker_class = "sync"
 # A request (a slow or stalled body included) holds a worker at most this long.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+
+
+class RequestTimeout(TimeoutError):
+    """Raised in a worker whose request ran past `timeout`."""
+
+
+def worker_abort(worker):
+    """gunicorn interrupts a request that ran past `timeout` (a stalled or trickling body, a stuck
+    query) with SystemExit, which it answers with a bare HTML 500. An OSError instead reaches the app
+    like any broken read: the API answers its JSON 503 with Retry-After and rolls back, and a client
+    still sending headers is just disconnected. The worker exits after this request all the same
+    (gunicorn has already cleared worker.alive), and one that does not finish it is killed a timeout
+    later, as before."""
+    raise RequestTimeout(f"the request took longer than {worker.cfg.timeout}s")
+
+
 graceful_timeout = 30
 keepalive = 5
 # Restart workers now and then so that no slow leak can grow without bound.

@@ -57,6 +57,10 @@ class RawJSONParser(BaseParser):
         body = stream.read(limit + 1) if stream is not None else b""
         if len(body) > limit:
             raise BodyTooLarge()
+        if len(body) < declared:
+            # The connection ended before the body did (the server reads what came): even when the
+            # part that arrived parses, it is not the report that was sent, so none of it is kept.
+            raise exceptions.ParseError(f"the body ended after {len(body)} of the {declared} bytes declared")
         return body
 
 

@@ -365,7 +365,11 @@ def _check_datetime(value, path, errors):
     if parsed.tzinfo is None:
         errors.add(path, "must include a time zone, e.g. 2024-04-26T01:30:00Z")
         return None
-    return parsed.astimezone(dt.UTC)
+    try:
+        return parsed.astimezone(dt.UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00+05:00 is before the first representable instant
+        errors.add(path, "is out of range")
+        return None
 
 
 def _check_date(value, path, errors):
@@ -494,7 +498,8 @@ def validate(data, *, today: dt.date | None = None) -> Report:
 
     generated_at, report_date = top["generated_at"], top["report_date"]
     if fmt == "1" and generated_at is not None:
-        report_date = (generated_at - dt.timedelta(days=1)).date()
+        # The day before; 0001-01-01 has none, and is refused below as too early anyway.
+        report_date = max(generated_at.date(), dt.date.min + dt.timedelta(days=1)) - dt.timedelta(days=1)
     if report_date is not None:
         today = today or dt.datetime.now(dt.UTC).date()
         if report_date > today + dt.timedelta(days=1):

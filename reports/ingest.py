@@ -343,12 +343,19 @@ def keep_for_review(
     """Queue a body for an admin; the same body re-sent while pending is counted on the same entry."""
     body_hash = hashlib.sha256(raw_body.encode()).hexdigest()
     pending = ReviewItem.objects.filter(body_hash=body_hash, status=ReviewItem.Status.PENDING)
-    with transaction.atomic():
+
+    def count_again() -> ReviewItem | None:
         if pending.update(times_received=F("times_received") + 1, last_received_at=now):
             return pending.get()
-        ReviewItem.objects.bulk_create(
-            [
-                ReviewItem(
+        return None
+
+    with transaction.atomic():
+        item = count_again()
+        if item is not None:
+            return item
+        try:
+            with transaction.atomic():  # a savepoint: the same body may be queued concurrently
+                return ReviewItem.objects.create(
                     reason=reason,
                     errors=errors,
                     raw_body=raw_body,
@@ -360,10 +367,9 @@ def keep_for_review(
                     last_received_at=now,
                     submission=submission,
                 )
-            ],
-            ignore_conflicts=True,
-        )
-        return pending.get()
+        except IntegrityError:
+            # Another request queued it first (the unique index waited for its commit): count this one.
+            return count_again() or pending.get()
 
 
 def _instance_hash_of(data: dict) -> str:

@@ -10,7 +10,7 @@ import pytest
 from django.db import connection, connections
 
 from reports import aggregates, ingest
-from reports.models import Instance, Submission
+from reports.models import Instance, ReviewItem, Submission
 from tests.factories import report
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -81,3 +81,11 @@ def test_concurrent_ingestion_never_corrupts_the_aggregates():
     assert (
         sum(v for (stat, _, _), v in incremental.items() if stat == "reports") == Submission.objects.count()
     )
+
+
+def test_the_same_rejected_body_sent_together_is_queued_once_and_counted_each_time():
+    bad = dict(report(instance="bad"), version="9")
+    statuses = send_together([bad] * 8)
+    assert statuses == ["rejected"] * 8
+    item = ReviewItem.objects.get()
+    assert item.times_received == 8

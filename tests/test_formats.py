@@ -274,3 +274,16 @@ def test_an_empty_instance_object_names_each_missing_field():
     # found by hypothesis: an empty object used to slip past the instance checks
     errors = errors_of(changed(report(), "instance", {}))
     assert errors["instance.hashed_uuid"] == "is required" and errors["instance.no_of_users"] == "is required"
+
+
+@pytest.mark.parametrize(
+    "value", ["0001-01-01T00:00:00Z", "0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00"]
+)
+def test_dates_at_the_ends_of_the_calendar_are_refused_not_crashed_on(value):
+    # found by schemathesis: the day before 0001-01-01 overflowed, and so did time zones at the edges
+    errors = errors_of(changed(report(fmt="1"), "generated_at", value))
+    assert errors in (
+        {"generated_at": "is out of range"},
+        {"report_date": "must not be earlier than 2020-01-01"},
+        {"report_date": "must not be later than tomorrow (UTC)"},
+    )
