@@ -100,3 +100,21 @@ def test_production_access_log_has_no_client_address():
     spec.loader.exec_module(conf)
     assert "%(h)s" not in conf.access_log_format and "{x-forwarded-for}" not in conf.access_log_format.lower()
     assert conf.worker_class == "sync" and conf.timeout <= 60
+
+
+def test_reported_html_shows_as_text_in_charts_and_admin(client, admin_user, settings):
+    from reports import charts, stats
+    from tests.fleet import send
+
+    settings.STATS_MIN_INSTANCES = 1
+    evil = "<img src=x onerror=alert(1)>"
+    assert send(report(instance="evil", day="2024-05-30", os=evil, version=evil), "KE") == "created"
+    table = stats.operating_systems(
+        stats.parse_query({"range": "custom", "start": "2024-05-30", "end": "2024-05-30"})
+    )
+    labels = charts.figure(table)["data"][0]["y"]
+    assert evil.lower() not in labels and "&lt;img src=x onerror=alert(1)&gt;" in labels
+    client.force_login(admin_user)
+    for path in ["/admin/reports/instance/", "/admin/reports/submission/"]:
+        page = client.get(path).content.decode()
+        assert evil not in page and "&lt;img src=x onerror=alert(1)&gt;" in page, path
