@@ -2,10 +2,13 @@
 
     scripts/pg.sh .venv/bin/python bench/dashboard.py [--sizes 100x365,1000x365] [--repeat 15]
 
-For each size it creates a database on the PostgreSQL server named by DATABASE_URL, seeds the demo
-fleet (manage.py seed_demo) and then times each URL in-process with Django's test client: "cold"
-resets the figures' cache generation before every request (the cost with no cache), "warm" repeats
-the request (the cost with the cache). The goal: 10x the data costs at most 1.2x the cold time.
+For each size it creates a database on the PostgreSQL server named by DATABASE_URL and seeds the
+demo fleet (manage.py seed_demo); then it times each URL in-process with Django's test client:
+"cold" resets the figures' cache generation before every request (the cost with no cache), "warm"
+repeats the request (the cost with the cache). The sizes are measured in alternating rounds
+(--rounds, default 4) and each figure is the median of the rounds' medians, so that a machine whose
+load drifts during the run does not pass for an effect of the data. The goal: 10x the data costs at
+most 1.2x the cold time.
 Results go to stdout as a Markdown table and to bench/results/dashboard.json.
 """
 
@@ -117,7 +120,8 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--sizes", default="100x365,1000x365")
-    parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--repeat", type=int, default=15, help="requests per URL per round")
+    parser.add_argument("--rounds", type=int, default=4, help="alternating measurement rounds per size")
     parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
@@ -125,23 +129,36 @@ def main() -> None:
         return
 
     base = os.environ["DATABASE_URL"]
-    results = {}
+    results, urls = {}, {}
     for size in args.sizes.split(","):
         instances, days = (int(x) for x in size.split("x"))
         name = f"bench_dashboard_{instances}x{days}"
         create_database(base, name)
-        url = database_url(base, name)
-        seconds = seed(url, instances, days)
+        urls[size] = database_url(base, name)
+        seconds = seed(urls[size], instances, days)
         print(f"seeded {size} in {seconds:.1f} s", file=sys.stderr)
-        run = subprocess.run(
-            [sys.executable, __file__, "--measure", "--repeat", str(args.repeat)],
-            env=environment(url),
-            check=True,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-        )
-        results[size] = {"seed_seconds": round(seconds, 1), **json.loads(run.stdout.strip().splitlines()[-1])}
+        results[size] = {"seed_seconds": round(seconds, 1), "rounds": []}
+    for _ in range(args.rounds):
+        for size, url in urls.items():
+            run = subprocess.run(
+                [sys.executable, __file__, "--measure", "--repeat", str(args.repeat)],
+                env=environment(url),
+                check=True,
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+            )
+            results[size]["rounds"].append(json.loads(run.stdout.strip().splitlines()[-1]))
+    for result in results.values():
+        rounds = result["rounds"]
+        result.update(submissions=rounds[0]["submissions"], workflows=rounds[0]["workflows"])
+        result["urls"] = {
+            url: {
+                key: round(statistics.median(r["urls"][url][key] for r in rounds), 2)
+                for key in ("cold_ms", "warm_ms", "cold_p90_ms")
+            }
+            for url in URLS
+        }
 
     sizes = list(results)
     print(
