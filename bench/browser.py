@@ -68,7 +68,8 @@ def serve(url: str) -> tuple[subprocess.Popen, str]:
 
 def visit(page, url: str) -> tuple[float, int]:
     page.goto(url)
-    page.wait_for_function(f"document.querySelectorAll('figure.chart.drawn').length === {CHARTS}")
+    # A function, not an expression: Playwright evals expressions in the page, which the CSP forbids.
+    page.wait_for_function(f"() => document.querySelectorAll('figure.chart.drawn').length === {CHARTS}")
     page.wait_for_selector("#chart-countries path.choroplethlocation")
     drawn_ms = page.evaluate("() => performance.now()")
     return drawn_ms, page.evaluate(TRANSFERRED)

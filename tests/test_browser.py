@@ -77,7 +77,10 @@ def page(browser, live_server):
 
 
 def wait_for_charts(page):
-    page.wait_for_function(f"document.querySelectorAll('figure.chart.drawn').length === {len(stats.CHARTS)}")
+    # A function, not an expression: Playwright evals expressions in the page, which the CSP forbids.
+    page.wait_for_function(
+        f"() => document.querySelectorAll('figure.chart.drawn').length === {len(stats.CHARTS)}"
+    )
     for name in stats.CHARTS:
         assert page.locator(f"#chart-{name} .js-plotly-plot svg.main-svg").count() >= 1, name
 
