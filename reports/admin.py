@@ -15,6 +15,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from django import forms
 from django.contrib import admin, messages
@@ -293,6 +294,20 @@ class ConfirmMixin:
     """
 
     confirmation_template = "admin/reports/confirm_moderation.html"
+    # The buttons on one object's page: {url name: (step, permission check, method applying it)}.
+    object_steps: dict[str, tuple[Step, str, str]] = {}
+
+    def get_urls(self):
+        prefix = f"{self.opts.app_label}_{self.opts.model_name}"
+        steps = [
+            path(
+                f"<path:object_id>/{name}/",
+                self.admin_site.admin_view(partial(self.object_step_view, name=name)),
+                name=f"{prefix}_{name}",
+            )
+            for name in self.object_steps
+        ]
+        return [*steps, *super().get_urls()]
 
     def describe(self, obj) -> str:
         return str(obj)
@@ -325,10 +340,15 @@ class ConfirmMixin:
         }
         return TemplateResponse(request, self.confirmation_template, context)
 
-    def object_step_view(self, request, object_id, *, allowed: bool, step: Step, apply):
+    def object_step_view(self, request, object_id, *, name: str):
         """A single object's moderation step, from a button on its page."""
-        if not allowed:
+        step, permission, method = self.object_steps[name]
+        if not getattr(self, permission)(request):
             raise PermissionDenied
+
+        def apply(queryset, reason):
+            return getattr(self, method)(request, queryset, reason)
+
         obj = self.get_object(request, unquote(object_id))
         if obj is None:
             raise Http404(f"No {self.opts.verbose_name} with id {object_id}")
@@ -362,6 +382,10 @@ INCLUDE = Step(
 
 @admin.register(Instance)
 class InstanceAdmin(ConfirmMixin, ReadOnlyAdmin):
+    object_steps = {
+        "exclude": (EXCLUDE, "has_moderate_permission", "_exclude"),
+        "include": (INCLUDE, "has_moderate_permission", "_include"),
+    }
     list_display = (
         "instance",
         "country",
@@ -498,42 +522,6 @@ class InstanceAdmin(ConfirmMixin, ReadOnlyAdmin):
             f"Included {changed} instance(s) in the public figures again"
             + (f"; {unchanged} were not excluded." if unchanged else "."),
             messages.SUCCESS if changed else messages.WARNING,
-        )
-
-    # Buttons on one instance's page.
-
-    def get_urls(self):
-        info = self.opts.app_label, self.opts.model_name
-        return [
-            path(
-                "<path:object_id>/exclude/",
-                self.admin_site.admin_view(self.exclude_view),
-                name="{}_{}_exclude".format(*info),
-            ),
-            path(
-                "<path:object_id>/include/",
-                self.admin_site.admin_view(self.include_view),
-                name="{}_{}_include".format(*info),
-            ),
-            *super().get_urls(),
-        ]
-
-    def exclude_view(self, request, object_id):
-        return self.object_step_view(
-            request,
-            object_id,
-            allowed=self.has_moderate_permission(request),
-            step=EXCLUDE,
-            apply=lambda qs, reason: self._exclude(request, qs, reason),
-        )
-
-    def include_view(self, request, object_id):
-        return self.object_step_view(
-            request,
-            object_id,
-            allowed=self.has_moderate_permission(request),
-            step=INCLUDE,
-            apply=lambda qs, reason: self._include(request, qs, reason),
         )
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
@@ -764,6 +752,10 @@ REPROCESS_OUTCOMES = {
 
 @admin.register(ReviewItem)
 class ReviewItemAdmin(ConfirmMixin, ReadOnlyAdmin):
+    object_steps = {
+        "reprocess": (REPROCESS, "has_review_permission", "_reprocess"),
+        "dismiss": (DISMISS, "has_review_permission", "_dismiss"),
+    }
     list_display = (
         "received",
         "problem",
@@ -886,7 +878,7 @@ class ReviewItemAdmin(ConfirmMixin, ReadOnlyAdmin):
             cancel_url=self.changelist_url(request),
         )
 
-    def _reprocess(self, request, queryset):
+    def _reprocess(self, request, queryset, reason=""):
         outcomes = defaultdict(int)
         for item in queryset.filter(status=ReviewItem.Status.PENDING).only("pk"):
             try:
@@ -909,40 +901,6 @@ class ReviewItemAdmin(ConfirmMixin, ReadOnlyAdmin):
         changed = moderation.dismiss(items=list(queryset.only("pk")), actor=request.user, reason=reason)
         self.message_user(
             request, f"Dismissed {changed} entr{'y' if changed == 1 else 'ies'}.", messages.SUCCESS
-        )
-
-    def get_urls(self):
-        info = self.opts.app_label, self.opts.model_name
-        return [
-            path(
-                "<path:object_id>/reprocess/",
-                self.admin_site.admin_view(self.reprocess_view),
-                name="{}_{}_reprocess".format(*info),
-            ),
-            path(
-                "<path:object_id>/dismiss/",
-                self.admin_site.admin_view(self.dismiss_view),
-                name="{}_{}_dismiss".format(*info),
-            ),
-            *super().get_urls(),
-        ]
-
-    def reprocess_view(self, request, object_id):
-        return self.object_step_view(
-            request,
-            object_id,
-            allowed=self.has_review_permission(request),
-            step=REPROCESS,
-            apply=lambda qs, reason: self._reprocess(request, qs),
-        )
-
-    def dismiss_view(self, request, object_id):
-        return self.object_step_view(
-            request,
-            object_id,
-            allowed=self.has_review_permission(request),
-            step=DISMISS,
-            apply=lambda qs, reason: self._dismiss(request, qs, reason),
         )
 
     def change_view(self, request, object_id, form_url="", extra_context=None):

@@ -300,8 +300,7 @@ def test_dismiss_resolves_pending_entries_and_logs_why(moderator):
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_excluding_while_reports_arrive_keeps_the_figures_exact(fresh_cache):
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL row locks")
+    assert connection.vendor == "postgresql", "needs PostgreSQL row locks: run with DATABASE_URL set to one"
     actor = get_user_model().objects.create_user("mod", is_staff=True)
     send(report(instance="busy", day="2024-04-01"))
     busy = instance("busy")
