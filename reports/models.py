@@ -80,7 +80,9 @@ class Submission(models.Model):
         ordering = ["-report_date", "-id"]
 
     def __str__(self):
-        return f"report {self.report_date} of {self.instance_id}"
+        # The instance's hash only when it is already loaded: a title must not cost a query.
+        instance = self._state.fields_cache.get("instance")
+        return f"report of {self.report_date} from {instance.short_hash if instance else self.instance_id}"
 
 
 class Project(models.Model):
