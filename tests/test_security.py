@@ -118,3 +118,21 @@ def test_reported_html_shows_as_text_in_charts_and_admin(client, admin_user, set
     for path in ["/admin/reports/instance/", "/admin/reports/submission/"]:
         page = client.get(path).content.decode()
         assert evil not in page and "&lt;img src=x onerror=alert(1)&gt;" in page, path
+
+
+def test_the_admin_path_is_configurable():
+    import os
+    import subprocess
+    import sys
+
+    code = "from django.urls import reverse; print(reverse('admin:index'), reverse('admin:login'))"
+    env = {**os.environ, "ADMIN_PATH": "/backstage/", "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    out = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip().splitlines()[-1].split() == ["/backstage/", "/backstage/login/"]
